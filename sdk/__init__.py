@@ -1,0 +1,1 @@
+"""celgate.sdk"""
