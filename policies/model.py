@@ -192,6 +192,7 @@ class PolicyTestDoc:
     policies: tuple[str, ...]
     cases: tuple[TestCase, ...]
     span: Span
+    policy_spans: tuple[Span, ...] = ()  # position of each entry of `policies`
 
 
 Document = Policy | PolicyTestDoc
