@@ -8,12 +8,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ManifestReply(_message.Message):
-    __slots__ = ("manifest_json", "capabilities")
+    __slots__ = ("manifest_json", "capabilities", "response_chunks", "subscriptions", "hooks_address")
     MANIFEST_JSON_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTIONS_FIELD_NUMBER: _ClassVar[int]
+    HOOKS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     manifest_json: str
     capabilities: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, manifest_json: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ...) -> None: ...
+    response_chunks: bool
+    subscriptions: _containers.RepeatedScalarFieldContainer[str]
+    hooks_address: str
+    def __init__(self, manifest_json: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ..., response_chunks: _Optional[bool] = ..., subscriptions: _Optional[_Iterable[str]] = ..., hooks_address: _Optional[str] = ...) -> None: ...
 
 class ConfigSchemaReply(_message.Message):
     __slots__ = ("schema_json",)
@@ -22,16 +28,20 @@ class ConfigSchemaReply(_message.Message):
     def __init__(self, schema_json: _Optional[str] = ...) -> None: ...
 
 class ConfigureRequest(_message.Message):
-    __slots__ = ("plugin_id", "runtime", "config_json", "host_version")
+    __slots__ = ("plugin_id", "runtime", "config_json", "host_version", "host_service_address", "plugin_secret")
     PLUGIN_ID_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
     CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
     HOST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    HOST_SERVICE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PLUGIN_SECRET_FIELD_NUMBER: _ClassVar[int]
     plugin_id: str
     runtime: str
     config_json: str
     host_version: str
-    def __init__(self, plugin_id: _Optional[str] = ..., runtime: _Optional[str] = ..., config_json: _Optional[str] = ..., host_version: _Optional[str] = ...) -> None: ...
+    host_service_address: str
+    plugin_secret: str
+    def __init__(self, plugin_id: _Optional[str] = ..., runtime: _Optional[str] = ..., config_json: _Optional[str] = ..., host_version: _Optional[str] = ..., host_service_address: _Optional[str] = ..., plugin_secret: _Optional[str] = ...) -> None: ...
 
 class ConfigureReply(_message.Message):
     __slots__ = ("ok", "error")
