@@ -18,7 +18,7 @@ from celgate.policies.codes import diag
 from celgate.policies.diagnostics import Diagnostic
 from celgate.policies.model import Document, Span
 from celgate.policies.parse import parse_document
-from celgate.policies.schema import validate_document
+from celgate.policies.schema import validate_document, without_unknown_fields
 from celgate.policies.source import LineTable, RawDocument, compose_text
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB per file
@@ -117,6 +117,14 @@ def load_text(text: str, path: str | Path = "<text>") -> LoadResult:
         problems = validate_document(raw)
         result.diagnostics.extend(problems)
         if any(d.severity == "error" for d in problems):
+            # Unknown fields alone do not hide the rest of the document from lint: check what
+            # remains, but never hand the document on as loaded-clean (compile stops on it).
+            pruned = None if any(d.code != "CG101" for d in problems) else without_unknown_fields(raw)
+            if pruned is not None:
+                document, more = parse_document(pruned)
+                result.diagnostics.extend(more)
+                if document is not None:
+                    result.loaded.append((document, pruned))
             continue
         document, problems = parse_document(raw)
         result.diagnostics.extend(problems)

@@ -8,6 +8,7 @@ package, whose errors carry the paths we map back to YAML positions.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import json
@@ -108,6 +109,32 @@ def validate_document(raw: RawDocument) -> list[Diagnostic]:
     if isinstance(name, str):
         out = [dataclasses.replace(d, policy=name) for d in out]
     return out
+
+
+def without_unknown_fields(raw: RawDocument) -> RawDocument | None:
+    """A copy of `raw` without the fields its kind's schema does not know, when that makes it
+    valid (None otherwise). Lint uses it to go on checking the rest of a document (its CEL
+    expressions, ranges, names) after reporting the unknown fields, instead of stopping there.
+    Positions stay valid: the index is keyed by path and only whole fields are removed."""
+    kind = raw.value.get("kind") if isinstance(raw.value, dict) else None
+    if not isinstance(kind, str) or kind not in ALL_KINDS:
+        return None
+    _, full = _validators(kind)
+    value = copy.deepcopy(raw.value)
+    removed = False
+    for error in full.iter_errors(raw.value):
+        if error.validator != "additionalProperties" or not isinstance(error.instance, dict):
+            return None
+        target: Any = value
+        for step in error.absolute_path:
+            target = target[step]
+        known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+        for key in [k for k in target if k not in known]:
+            del target[key]
+            removed = True
+    if not removed or not _validators(kind)[0].is_valid(value):
+        return None
+    return dataclasses.replace(raw, value=value)
 
 
 def _report(raw: RawDocument, kind: str, error: jsonschema.ValidationError) -> list[Diagnostic]:

@@ -123,3 +123,20 @@ def test_ipv4_mapped_ranges_count_as_ipv4_for_shadowing() -> None:
         "p.yaml:6:37: CG303 warning: deny range 10.0.0.0/8 contains no address of the allow list, "
         "so it never changes a decision"
     ]
+
+
+def test_an_unknown_field_does_not_hide_the_rest_of_the_document() -> None:
+    text = HEAD + "      expression: request.sise > 1\n      mesage: too big\n"
+    result = lint_text(text, "p.yaml")
+    assert [line(d) for d in result.diagnostics] == [
+        "p.yaml:7:26: CG202 error: undefined field 'sise' not found in struct 'celgate.policy.v1.Request'",
+        "p.yaml:8:7: CG101 error: unknown field 'mesage' in spec.rules[0] (did you mean 'message'?)",
+    ]
+    assert result.exit_code == 1
+    assert result.documents == []  # never handed on as clean: compile stops on it
+
+
+def test_other_schema_errors_still_stop_the_document() -> None:
+    text = HEAD + "      expression: request.sise > 1\n      status: loud\n      mesage: x\n"
+    codes = [d.code for d in lint_text(text, "p.yaml").diagnostics]
+    assert "CG202" not in codes and "CG101" in codes
