@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-exec .venv/bin/celgate serve --config examples/celgate.yaml "$@"
+exec .venv/bin/celgate serve --config examples/celgate.yaml --policies examples/policies "$@"

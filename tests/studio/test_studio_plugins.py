@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from celgate.engine.objecthooks import PluginHookTargets
 from celgate.engine.supervisor import PluginSpec, Supervisor
 
 PLUGINS = Path(__file__).parent / "plugins"
+
+FIXED_NOW = datetime(2026, 1, 5, 10, 10, 30, tzinfo=UTC).timestamp()
 
 
 @pytest.fixture
@@ -80,6 +83,9 @@ async def test_scheduled_tasks_run_one_at_a_time_with_timeouts_and_history(
     tmp_path: Path, supervisor: Supervisor
 ) -> None:
     async with studio_server(tmp_path / "s.db") as s:
+        # A fixed wall clock (Monday 10:10:30 UTC) so that only "stuck" (*/5) is due at the ticks
+        # below: on the real clock, minutes :55-:59 would make "@hourly" due at the same tick.
+        s.state.scheduler.clock = lambda: FIXED_NOW
         assert await s.state.refresh_plugins(supervisor.handles) == []
         listed = await s.call("GET", "/api/v1/schedules")
         assert [x["id"] for x in listed.body["items"]] == ["broken", "nightly", "stuck"]
