@@ -62,8 +62,9 @@ async def run(
     session = Session(ref, config=config, runtime=runtime, deadline_ms=deadline_ms, base_dir=base_dir)
     try:
         await session.open()
-        if session.declared_scopes is not None:
-            session.granted = session.declared_scopes
+        # exactly what the host grants a plugin from its config file: the declared scopes, or
+        # nothing when the manifest declares none (fail closed)
+        session.granted = session.declared_scopes or frozenset()
         report = Report(
             ref=ref,
             implementation=_implementation(session),

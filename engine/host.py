@@ -29,6 +29,7 @@ from celgate.engine.gateway import Gateway
 from celgate.engine.httpserver import AsgiServer, bind
 from celgate.engine.objecthooks import PluginHookTargets
 from celgate.engine.pipeline import DATA_COLLECTION, Pipeline
+from celgate.engine.plugin_manager import DeclaredGrants, PluginManager, attach_to_host
 from celgate.engine.service_api import HostServiceServer
 from celgate.engine.standin import StandinApp
 from celgate.engine.studio import plugin_info, studio_app
@@ -74,6 +75,7 @@ class Host:
         self.gateway_server: AsgiServer | None = None
         self.studio_server: AsgiServer | None = None
         self.studio_state: StudioState | None = None
+        self.plugin_manager: PluginManager | None = None
         self._tmpdir: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -108,6 +110,9 @@ class Host:
         self.service_api = HostServiceServer(counters=counters)
         await self.service_api.start()
         self.supervisor = Supervisor(self.service_api)
+        # Service API scopes: configured plugins hold what their manifest declares; with the
+        # studio, the plugin manager adds the operator's grants for installed plugins.
+        self.service_api.service.grants = DeclaredGrants(self.supervisor, [p.id for p in self.plugins])
         try:
             specs = [plugin_spec(p, cfg) for p in self.plugins]
         except ValueError as exc:
@@ -151,6 +156,9 @@ class Host:
         state.plugin_status = self._plugin_status
         for problem in await state.refresh_plugins(self._studio_handles()):
             log.warning("studio: %s", problem)
+        # plugin management (/api/v1/plugins/...), operator scope grants, the studio Service API
+        # methods, and the plugins installed through the API (started again here)
+        self.plugin_manager = await attach_to_host(self)
         return state
 
     def _studio_handles(self) -> list[Any]:
@@ -192,6 +200,12 @@ class Host:
         self.servers.clear()
         if self.collector is not None:
             await self.collector.stop()
+        if self.plugin_manager is not None:
+            try:
+                await self.plugin_manager.close()
+            except Exception:
+                log.exception("stopping the gateway parts of installed plugins failed")
+            self.plugin_manager = None
         if self.studio_state is not None:
             try:
                 await self.studio_state.close()

@@ -3,8 +3,11 @@
 A plugin proves who it is with the per-process secret the host generated for it (metadata
 `celgate-plugin-secret`); the plugin id, and so its KV namespace, log name and event origin, come
 from that secret and never from the message. Every method needs a scope (`METHOD_SCOPES`); an
-unmapped method is refused. Until operators grant scopes (issue 6), `grants` is None and every
-mapped scope is allowed.
+unmapped method is refused. `grants(plugin_id)` says what the plugin holds: a set of scopes
+(fail closed: anything outside it is PERMISSION_DENIED), or None for every scope (only for
+embedders and tests that run a Service API without an operator; the host never grants that,
+see `engine.plugin_manager`). `log.write` is held by every plugin
+(`ALWAYS_GRANTED`): refusing a plugin's logs would only hide what it does.
 """
 
 from __future__ import annotations
@@ -25,13 +28,23 @@ from typing import Any
 
 import grpc
 
+from celgate.engine import objects
+from celgate.engine.approvals import ApprovalDenied
+from celgate.engine.changes import approval_event
 from celgate.engine.eventbus import EventBus
+from celgate.engine.fastservice import FastServiceServer
 from celgate.engine.kv import KVError, KVStore, MemoryKV
+from celgate.engine.objecthooks import Actor
+from celgate.engine.objects import ObjectError
+from celgate.engine.scheduler import Busy
+from celgate.engine.store.base import Conflict, NotFound, StoredObject, VersionMismatch
 from celgate.sdk import counters as ctr
 from celgate.sdk.protocol import MAX_MESSAGE_BYTES, SECRET_METADATA
 from celgate.v1 import common_pb2, host_pb2, host_pb2_grpc
 
 log = logging.getLogger("celgate.service_api")
+
+OBJECT_TYPES: tuple[str, ...] = tuple(objects.PLURALS)
 
 # method -> the scope a plugin needs to call it. Issue 6: operator-granted scopes per plugin.
 METHOD_SCOPES: dict[str, str] = {
@@ -44,7 +57,23 @@ METHOD_SCOPES: dict[str, str] = {
     "Subscribe": "events.subscribe",
     "CounterAcquire": "counters.use",
     "CounterAdjust": "counters.use",
+    # `{type}` is the request's object type: a scope per type and direction
+    "ObjectGet": "objects.{type}.read",
+    "ObjectList": "objects.{type}.read",
+    "ObjectWrite": "objects.{type}.write",
+    "ScheduleList": "schedules.manage",
+    "ScheduleTrigger": "schedules.manage",
+    "ApprovalList": "approvals.read",
+    "ApprovalGet": "approvals.read",
+    "ApprovalVote": "approvals.write",
 }
+
+# every plugin holds these, granted or not
+ALWAYS_GRANTED: frozenset[str] = frozenset({"log.write"})
+# the scopes a manifest may declare in `permissions.scopes` and an operator may grant
+KNOWN_SCOPES: frozenset[str] = frozenset(
+    scope.format(type=t) for scope in METHOD_SCOPES.values() for t in OBJECT_TYPES
+)
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 _ALGORITHMS: dict[int, ctr.Algorithm] = {
@@ -72,6 +101,7 @@ class HostService(host_pb2_grpc.HostServiceServicer):
         self.bus = bus
         self.counters = counters
         self.grants = grants
+        self.studio: Any = None  # the host's StudioState, for the object/schedule/approval methods
         # sha256(secret) -> (secret, plugin id): lookups never compare secret bytes directly.
         self._secrets: dict[bytes, tuple[str, str]] = {}
 
@@ -86,21 +116,34 @@ class HostService(host_pb2_grpc.HostServiceServicer):
     def revoke(self, secret: str) -> None:
         self._secrets.pop(_digest(secret), None)
 
-    async def _caller(self, context: Any, method: str) -> str:
+    def identify(self, secret: str) -> str | None:
+        """The plugin id a per-process secret belongs to, or None (unknown or revoked)."""
+        entry = self._secrets.get(_digest(secret)) if secret else None
+        if entry is None or not hmac.compare_digest(entry[0].encode(), secret.encode()):
+            return None
+        return entry[1]
+
+    async def _caller(self, context: Any, method: str, object_type: str = "") -> str:
         presented = ""
         for key, value in context.invocation_metadata() or ():
             if key == SECRET_METADATA:
                 presented = value if isinstance(value, str) else value.decode("latin-1")
-        entry = self._secrets.get(_digest(presented)) if presented else None
-        if entry is None or not hmac.compare_digest(entry[0].encode(), presented.encode()):
+        plugin_id = self.identify(presented)
+        if plugin_id is None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown or missing plugin secret")
             raise AssertionError("unreachable")
-        plugin_id = entry[1]
         scope = METHOD_SCOPES.get(method)
         if scope is None:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{method} is not available to plugins")
+            raise AssertionError("unreachable")
+        if "{type}" in scope:
+            if object_type not in OBJECT_TYPES:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"object_type must be one of {', '.join(OBJECT_TYPES)}"
+                )
+            scope = scope.format(type=object_type)
         granted = self.grants(plugin_id) if self.grants is not None else None
-        if granted is not None and scope not in granted:
+        if granted is not None and scope not in granted and scope not in ALWAYS_GRANTED:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"plugin {plugin_id} lacks scope {scope}")
         return plugin_id
 
@@ -224,6 +267,175 @@ class HostService(host_pb2_grpc.HostServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return host_pb2.CounterAdjustReply(states=[self._state(s) for s in states])
 
+    # ------------------------------------------------------------ studio: objects
+
+    async def _studio(self, context: Any) -> Any:
+        if self.studio is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "this host runs no studio")
+        return self.studio
+
+    async def ObjectGet(self, request: host_pb2.ObjectGetRequest, context: Any) -> host_pb2.ObjectReply:
+        await self._caller(context, "ObjectGet", request.object_type)
+        studio = await self._studio(context)
+        obj = await studio.store.get_object(request.object_type, request.object_id)
+        return _object_reply(obj)
+
+    async def ObjectList(self, request: host_pb2.ObjectListRequest, context: Any) -> host_pb2.ObjectListReply:
+        await self._caller(context, "ObjectList", request.object_type)
+        studio = await self._studio(context)
+        limit = max(1, min(request.limit or 100, 1000))
+        items = await studio.store.list_objects(request.object_type, limit=limit, after=request.after)
+        return host_pb2.ObjectListReply(
+            items=[_object_reply(o) for o in items], next=items[-1].id if len(items) == limit else ""
+        )
+
+    async def ObjectWrite(
+        self, request: host_pb2.ObjectWriteRequest, context: Any
+    ) -> host_pb2.ObjectWriteReply:
+        plugin_id = await self._caller(context, "ObjectWrite", request.object_type)
+        studio = await self._studio(context)
+        actor = Actor(f"plugin:{plugin_id}", "", (f"plugin:{plugin_id}",))
+        otype, oid, op = request.object_type, request.object_id, request.operation
+        data: Any = None
+        if op in ("create", "update"):
+            try:
+                data = json.loads(request.object_json or "null")
+            except ValueError:
+                data = None
+            if not isinstance(data, dict):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "object_json must be a JSON object")
+        expected = request.expected_version or None
+        try:
+            if op == "create":
+                if oid:
+                    data["id"] = oid
+                result = await studio.changes.create(otype, data, actor)
+            elif op == "update":
+                current = await studio.store.get_object(otype, oid)
+                if current is None:
+                    raise NotFound(f"{otype} {oid!r} not found")
+                result = await studio.changes.update(
+                    otype, oid, {**data, "id": oid}, expected or current.version, actor
+                )
+            elif op == "delete":
+                result = await studio.changes.delete(otype, oid, expected, actor)
+            else:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, "operation must be create, update or delete"
+                )
+                raise AssertionError("unreachable")
+        except ObjectError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except NotFound as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except VersionMismatch as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"the object changed: {exc}")
+        except Conflict as exc:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+        reply = host_pb2.ObjectWriteReply(status=result.status, reason=result.reason)
+        if result.object is not None:
+            reply.object_json = json.dumps(result.object.data)
+            reply.version = result.object.version
+        if result.approval is not None:
+            reply.approval_id = result.approval.id
+        return reply
+
+    # ------------------------------------------------------------ studio: schedules
+
+    async def ScheduleList(self, request: common_pb2.Empty, context: Any) -> host_pb2.ScheduleListReply:
+        plugin_id = await self._caller(context, "ScheduleList")
+        studio = await self._studio(context)
+        return host_pb2.ScheduleListReply(
+            schedules=[
+                host_pb2.ScheduleInfo(
+                    id=s.id,
+                    name=s.name,
+                    cron=s.cron.text,
+                    next_due_unix_ms=round(due * 1000),
+                    running=running,
+                )
+                for s, due, running in studio.scheduler.schedules()
+                if s.plugin_id == plugin_id
+            ]
+        )
+
+    async def ScheduleTrigger(
+        self, request: host_pb2.ScheduleTriggerRequest, context: Any
+    ) -> host_pb2.ScheduleTriggerReply:
+        plugin_id = await self._caller(context, "ScheduleTrigger")
+        studio = await self._studio(context)
+        if studio.scheduler.get(plugin_id, request.schedule_id) is None:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"plugin {plugin_id} has no schedule {request.schedule_id!r}"
+            )
+        try:
+            await studio.scheduler.trigger(plugin_id, request.schedule_id)
+        except Busy as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        return host_pb2.ScheduleTriggerReply(started=True)
+
+    # ------------------------------------------------------------ studio: approvals
+
+    async def ApprovalList(
+        self, request: host_pb2.ApprovalListRequest, context: Any
+    ) -> host_pb2.ApprovalListReply:
+        await self._caller(context, "ApprovalList")
+        studio = await self._studio(context)
+        state = request.state or "pending"
+        if state not in ("pending", "approved", "rejected", "expired", "failed", "all"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown approval state {state!r}")
+        records = await studio.approvals.list(
+            "" if state == "all" else state, max(1, min(request.limit or 100, 1000))
+        )
+        return host_pb2.ApprovalListReply(approvals_json=[json.dumps(approval_event(r)) for r in records])
+
+    async def ApprovalGet(self, request: host_pb2.ApprovalGetRequest, context: Any) -> host_pb2.ApprovalReply:
+        await self._caller(context, "ApprovalGet")
+        studio = await self._studio(context)
+        try:
+            record = await studio.approvals.get(request.approval_id)
+        except NotFound as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        return host_pb2.ApprovalReply(approval_json=json.dumps(approval_event(record)))
+
+    async def ApprovalVote(
+        self, request: host_pb2.ApprovalVoteRequest, context: Any
+    ) -> host_pb2.ApprovalReply:
+        plugin_id = await self._caller(context, "ApprovalVote")
+        studio = await self._studio(context)
+        voter = StoredObject(
+            "user",
+            f"plugin:{plugin_id}",
+            0,
+            {
+                "id": f"plugin:{plugin_id}",
+                "role": "approver",
+                "groups": [f"plugin:{plugin_id}"],
+                "active": True,
+            },
+            0.0,
+            0.0,
+        )
+        try:
+            record = await studio.approvals.vote(
+                request.approval_id, voter, request.decision, request.comment
+            )
+        except NotFound as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except ApprovalDenied as exc:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except Conflict as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        return host_pb2.ApprovalReply(approval_json=json.dumps(approval_event(record)))
+
+
+def _object_reply(obj: StoredObject | None) -> host_pb2.ObjectReply:
+    if obj is None:
+        return host_pb2.ObjectReply(found=False)
+    return host_pb2.ObjectReply(found=True, object_json=json.dumps(obj.data), version=obj.version)
+
 
 def _namespaced(plugin_id: str, limit: ctr.CounterLimit) -> ctr.CounterLimit:
     """Counter keys are per plugin, like KV: one plugin cannot drain another's limits."""
@@ -251,6 +463,8 @@ class HostServiceServer:
         self._tcp = tcp  # e.g. "127.0.0.1:0": also listen there, for grpc:// plugins on other hosts
         self.address = ""
         self.network_address = ""
+        self.fast_address = ""  # the Service API fast path (unix:PATH), "" when not serving it
+        self.fast: FastServiceServer | None = None
 
     @property
     def bus(self) -> EventBus:
@@ -279,9 +493,15 @@ class HostServiceServer:
             self.network_address = f"{self._tcp.rsplit(':', 1)[0]}:{port}"
         await self._server.start()
         self.address = f"unix:{path}"
+        # the framed fast path for the unary methods (engine/fastservice.py), next to the gRPC socket
+        self.fast = FastServiceServer(self.service)
+        self.fast_address = await self.fast.start(os.path.join(self._dir, "fast.sock"))
         return self.address
 
     async def stop(self, grace: float = 1.0) -> None:
+        if self.fast is not None:
+            await self.fast.stop()
+            self.fast, self.fast_address = None, ""
         if self._server is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._server.stop(grace)

@@ -19,11 +19,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from celgate.engine import objects
+from celgate.engine import studio_plugins_api as plugins_api
 from celgate.engine.approvals import ApprovalDenied
 from celgate.engine.audit import audit_json, entry
 from celgate.engine.changes import ChangeResult, approval_event
 from celgate.engine.objecthooks import Actor
 from celgate.engine.objects import ObjectError
+from celgate.engine.plugin_manager import ManagerError, PluginManager
 from celgate.engine.scheduler import Busy, run_json, schedule_json
 from celgate.engine.store.base import (
     ApprovalRecord,
@@ -93,6 +95,8 @@ def _endpoint(state: StudioState, handler: Handler) -> Callable[[Request], Await
             return _error(409, "conflict", str(exc))
         except ApprovalDenied as exc:
             return _error(403, "forbidden", str(exc))
+        except ManagerError as exc:
+            return _error(exc.status, exc.kind, exc.message, **exc.extra)
 
     return endpoint
 
@@ -432,6 +436,9 @@ def _with_status(state: StudioState, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_plugins(request: Request, state: StudioState, user: StoredObject) -> Response:
+    manager = plugins_api.manager_of(state)
+    if manager is not None:
+        return await plugins_api.list_plugins(manager)
     return JSONResponse(
         {"items": [_with_status(state, _plugin_json(p)) for p in await state.store.list_plugins()]}
     )
@@ -441,14 +448,28 @@ async def install_plugin(request: Request, state: StudioState, user: StoredObjec
     _require_admin(user)
     body = await _json_object(request)
     record = _plugin_from(body, str(body.get("id", "")))
-    saved = await state.store.put_plugin(
-        record, None, entry(user.id, "plugin.install", "plugin", record.id, ref=record.ref)
-    )
+    manager = plugins_api.manager_of(state)
+    if manager is not None:
+        if record.scopes:
+            raise ApiError(422, "invalid", "grant scopes after install: POST /api/v1/plugins/{id}/scopes")
+        saved = await manager.install(record.id, record.ref, record.config, record.enabled, user.id)
+    else:
+        saved = await state.store.put_plugin(
+            record, None, entry(user.id, "plugin.install", "plugin", record.id, ref=record.ref)
+        )
     await state.events.publish("system.plugin.created", _plugin_json(saved))
-    return JSONResponse(_plugin_json(saved), status_code=201, headers={"ETag": saved.etag})
+    return JSONResponse(
+        _with_status(state, _plugin_json(saved)), status_code=201, headers={"ETag": saved.etag}
+    )
 
 
 async def get_plugin(request: Request, state: StudioState, user: StoredObject) -> Response:
+    manager = plugins_api.manager_of(state)
+    if manager is not None:
+        found = await plugins_api.get_plugin(manager, request.path_params["id"])
+        if found is None:
+            raise ApiError(404, "not_found", "plugin not installed")
+        return found
     p = await state.store.get_plugin(request.path_params["id"])
     if p is None:
         raise ApiError(404, "not_found", "plugin not installed")
@@ -456,28 +477,106 @@ async def get_plugin(request: Request, state: StudioState, user: StoredObject) -
 
 
 async def update_plugin(request: Request, state: StudioState, user: StoredObject) -> Response:
+    """PATCH (JSON merge patch): `config` is validated and applied by a reload, `enabled` starts or
+    stops the plugin; scopes change only through POST .../scopes."""
     _require_admin(user)
     expected = _if_match(request, required=True)
+    manager = plugins_api.manager_of(state)
+    if manager is not None and request.path_params["id"] in manager.configured:
+        raise ApiError(409, "conflict", "this plugin is configured in the host config; change it there")
     current = await state.store.get_plugin(request.path_params["id"])
     if current is None:
         raise ApiError(404, "not_found", "plugin not installed")
+    if expected is not None and expected != current.version:
+        raise VersionMismatch(current.version)
     merged = objects.merge_patch(_plugin_json(current), await _json_object(request))
+    if not isinstance(merged, dict):
+        raise ApiError(400, "bad_request", "the body must be a JSON object")
     record = _plugin_from(merged, current.id)
-    saved = await state.store.put_plugin(
-        record, expected or current.version, entry(user.id, "plugin.update", "plugin", current.id)
-    )
+    if manager is None:
+        saved = await state.store.put_plugin(
+            record, current.version, entry(user.id, "plugin.update", "plugin", current.id)
+        )
+    else:
+        if record.ref != current.ref:
+            raise ApiError(422, "invalid", "ref cannot change: uninstall and install again")
+        if record.scopes != current.scopes:
+            raise ApiError(422, "invalid", "scopes change through POST /api/v1/plugins/{id}/scopes")
+        saved = current
+        if record.config != current.config:
+            saved = await manager.update_config(current.id, record.config, current.version, user.id)
+        if record.enabled != saved.enabled:
+            saved = await manager.set_enabled(current.id, record.enabled, user.id)
     await state.events.publish("system.plugin.updated", _plugin_json(saved))
-    return JSONResponse(_plugin_json(saved), headers={"ETag": saved.etag})
+    return JSONResponse(_with_status(state, _plugin_json(saved)), headers={"ETag": saved.etag})
 
 
 async def uninstall_plugin(request: Request, state: StudioState, user: StoredObject) -> Response:
     _require_admin(user)
     plugin_id = request.path_params["id"]
-    await state.store.delete_plugin(
-        plugin_id, _if_match(request, required=False), entry(user.id, "plugin.uninstall", "plugin", plugin_id)
-    )
+    expected = _if_match(request, required=False)
+    manager = plugins_api.manager_of(state)
+    if manager is not None:
+        await manager.uninstall(plugin_id, expected, user.id)
+    else:
+        await state.store.delete_plugin(
+            plugin_id, expected, entry(user.id, "plugin.uninstall", "plugin", plugin_id)
+        )
     await state.events.publish("system.plugin.deleted", {"id": plugin_id})
     return Response(status_code=204)
+
+
+def _manager(state: StudioState) -> PluginManager:
+    manager = plugins_api.manager_of(state)
+    if manager is None:
+        raise ApiError(503, "unavailable", "plugin management needs the studio running inside a host")
+    return manager
+
+
+async def reload_plugin(request: Request, state: StudioState, user: StoredObject) -> Response:
+    _require_admin(user)
+    manager = _manager(state)
+    plugin_id = request.path_params["id"]
+    await manager.reload(plugin_id, user.id)
+    await state.events.publish("system.plugin.reloaded", {"id": plugin_id})
+    return JSONResponse({"id": plugin_id, "status": manager.status(plugin_id)})
+
+
+async def grant_scopes(request: Request, state: StudioState, user: StoredObject) -> Response:
+    _require_admin(user)
+    manager = _manager(state)
+    scopes = (await _json_object(request)).get("scopes")
+    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+        raise ApiError(422, "invalid", "scopes must be a list of strings")
+    saved = await manager.grant(request.path_params["id"], scopes, user.id)
+    await state.events.publish("system.plugin.updated", _plugin_json(saved))
+    return plugins_api.saved_response(manager, saved)
+
+
+async def _set_enabled(request: Request, state: StudioState, user: StoredObject, enabled: bool) -> Response:
+    _require_admin(user)
+    manager = _manager(state)
+    saved = await manager.set_enabled(request.path_params["id"], enabled, user.id)
+    await state.events.publish("system.plugin.updated", _plugin_json(saved))
+    return plugins_api.saved_response(manager, saved)
+
+
+async def enable_plugin(request: Request, state: StudioState, user: StoredObject) -> Response:
+    return await _set_enabled(request, state, user, True)
+
+
+async def disable_plugin(request: Request, state: StudioState, user: StoredObject) -> Response:
+    return await _set_enabled(request, state, user, False)
+
+
+async def config_schema(request: Request, state: StudioState, user: StoredObject) -> Response:
+    manager = _manager(state)
+    plugin_id = request.path_params["id"]
+    if manager.status(plugin_id) is None:
+        raise ApiError(404, "not_found", f"no plugin {plugin_id!r}")
+    if manager.handle(plugin_id) is None:
+        raise ApiError(409, "conflict", f"plugin {plugin_id} is not running")
+    return JSONResponse({"id": plugin_id, "schema": await manager.config_schema(plugin_id)})
 
 
 # ---------------------------------------------------------------------- schedules and audit
@@ -549,6 +648,11 @@ def studio_routes(state: StudioState) -> list[BaseRoute]:
         r("/plugins/{id}", get_plugin, ["GET"]),
         r("/plugins/{id}", update_plugin, ["PATCH"]),
         r("/plugins/{id}", uninstall_plugin, ["DELETE"]),
+        r("/plugins/{id}/reload", reload_plugin, ["POST"]),
+        r("/plugins/{id}/scopes", grant_scopes, ["POST"]),
+        r("/plugins/{id}/enable", enable_plugin, ["POST"]),
+        r("/plugins/{id}/disable", disable_plugin, ["POST"]),
+        r("/plugins/{id}/config-schema", config_schema, ["GET"]),
         r("/plugins/{id}/schedules/{schedule_id}/runs", list_runs, ["GET"]),
         r("/plugins/{id}/schedules/{schedule_id}/run", trigger_run, ["POST"]),
         r("/schedules", list_schedules, ["GET"]),

@@ -160,6 +160,18 @@ class Supervisor:
         if old is not None:
             await self._retire(old, drain=True)
 
+    async def remove(self, plugin_id: str) -> None:
+        """Stop one plugin (drain, then stop its process) and forget it (disable / uninstall)."""
+        handle = self.get(plugin_id)
+        pending = self._restarts.pop(plugin_id, None)
+        if pending is not None:
+            pending.cancel()
+        del self._handles[plugin_id]
+        handle._swap(None)
+        inst = self._instances.pop(plugin_id, None)
+        if inst is not None:
+            await self._retire(inst, drain=True)
+
     async def stop(self) -> None:
         """Shutdown every plugin gracefully, then by force; no process survives."""
         self._stopping = True
@@ -187,6 +199,7 @@ class Supervisor:
                 protocol.ENV_PLUGIN_ID: spec.id,
                 protocol.ENV_RUNTIME: spec.runtime,
                 protocol.ENV_HOST_SERVICE: self.service_api.address if self.service_api else "",
+                protocol.ENV_HOST_SERVICE_FAST: getattr(self.service_api, "fast_address", ""),
                 protocol.ENV_SECRET: secret,
             }
         )

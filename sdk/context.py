@@ -11,7 +11,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from celgate.sdk.host import KV, Counters, Events, HostConnection, Log
+from celgate.sdk.host import KV, Approvals, Counters, Events, HostConnection, Log, Objects, Schedules
 from celgate.sdk.types import LLM, Identity, Request
 
 T = TypeVar("T")
@@ -27,6 +27,9 @@ class Services:
         self.log = Log(conn, loop)
         self.events = Events(conn)
         self.counters = Counters(conn)
+        self.objects = Objects(conn)
+        self.schedules = Schedules(conn)
+        self.approvals = Approvals(conn)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -57,6 +60,18 @@ class Context:
     @property
     def counters(self) -> Counters:
         return self.services.counters
+
+    @property
+    def objects(self) -> Objects:
+        return self.services.objects
+
+    @property
+    def schedules(self) -> Schedules:
+        return self.services.schedules
+
+    @property
+    def approvals(self) -> Approvals:
+        return self.services.approvals
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
         """Run a Service API coroutine from a sync handler (worker thread) and wait for it."""

@@ -1,4 +1,5 @@
-"""The plugin's client for the Service API (HostService): KV, logs, events and counters.
+"""The plugin's client for the Service API (HostService): KV, logs, events, counters, and in
+the studio, objects, the plugin's own schedules and approvals.
 
 Every call carries the per-process secret in the `celgate-plugin-secret` metadata entry; the
 host derives the calling plugin from it. The clients are async (`await ctx.kv.get(...)`); a sync
@@ -10,15 +11,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import grpc
+from google.protobuf.message import Message
 
 from celgate.sdk.counters import AcquireResult, CounterLimit, CounterState
-from celgate.sdk.protocol import MAX_MESSAGE_BYTES, SECRET_METADATA
+from celgate.sdk.fastservice import FastServiceClient, FastUnavailable
+from celgate.sdk.protocol import ENV_HOST_SERVICE, ENV_HOST_SERVICE_FAST, MAX_MESSAGE_BYTES, SECRET_METADATA
 from celgate.sdk.types import Event
 from celgate.v1 import common_pb2, host_pb2, host_pb2_grpc
 
@@ -36,15 +41,22 @@ _ALGORITHMS = {
 }
 
 
+_M = TypeVar("_M", bound=Message)
+
+
 class HostConnection:
     """One channel to the host's Service API, shared by the KV, log, event and counter clients."""
 
-    def __init__(self, address: str, secret: str, plugin_id: str) -> None:
+    def __init__(self, address: str, secret: str, plugin_id: str, fast_address: str | None = None) -> None:
         self.address = address
         self.plugin_id = plugin_id
         self._metadata = ((SECRET_METADATA, secret),)
         self._channel: grpc.aio.Channel | None = None
         self._stub: host_pb2_grpc.HostServiceStub | None = None
+        if fast_address is None:  # the host's fast path goes with the address it launched us with
+            same = bool(address) and address == os.environ.get(ENV_HOST_SERVICE)
+            fast_address = os.environ.get(ENV_HOST_SERVICE_FAST, "") if same else ""
+        self._fast = FastServiceClient(fast_address, secret) if fast_address and secret else None
 
     @property
     def available(self) -> bool:
@@ -62,7 +74,22 @@ class HostConnection:
             self._stub = host_pb2_grpc.HostServiceStub(self._channel)  # type: ignore[no-untyped-call]
         return self._stub, self._metadata
 
+    async def unary(self, method: str, request: Message, reply_type: type[_M]) -> _M:
+        """One unary HostService call: on the host's fast socket when it offers one (sdk/fastservice.py),
+        else, or when that socket cannot be reached before sending, over gRPC. Errors are the same
+        `grpc.aio.AioRpcError` either way."""
+        fast = self._fast
+        if fast is not None and fast.usable:
+            try:
+                return await fast.call(method, request, reply_type)
+            except FastUnavailable:
+                pass
+        stub, md = self.stub()
+        return cast(_M, await getattr(stub, method)(request, metadata=md))
+
     async def close(self) -> None:
+        if self._fast is not None:
+            await self._fast.close()
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
@@ -76,29 +103,25 @@ class KV:
         self._conn = conn
 
     async def get(self, key: str) -> bytes | None:
-        stub, md = self._conn.stub()
-        reply = await stub.KvGet(host_pb2.KvGetRequest(key=key), metadata=md)
+        reply = await self._conn.unary("KvGet", host_pb2.KvGetRequest(key=key), host_pb2.KvGetReply)
         return bytes(reply.value) if reply.found else None
 
     async def set(self, key: str, value: bytes | str, ttl: float | None = None) -> bool:
         """Store `value`; `ttl` in seconds (None: no expiry). Returns True when the key was new."""
-        stub, md = self._conn.stub()
         data = value.encode() if isinstance(value, str) else value
         ttl_ms = 0 if ttl is None else max(1, int(ttl * 1000))
-        reply = await stub.KvSet(host_pb2.KvSetRequest(key=key, value=data, ttl_ms=ttl_ms), metadata=md)
+        request = host_pb2.KvSetRequest(key=key, value=data, ttl_ms=ttl_ms)
+        reply = await self._conn.unary("KvSet", request, host_pb2.KvSetReply)
         return bool(reply.created)
 
     async def delete(self, key: str) -> bool:
-        stub, md = self._conn.stub()
-        reply = await stub.KvDelete(host_pb2.KvDeleteRequest(key=key), metadata=md)
+        reply = await self._conn.unary("KvDelete", host_pb2.KvDeleteRequest(key=key), host_pb2.KvDeleteReply)
         return bool(reply.existed)
 
     async def list(self, prefix: str = "", limit: int = 0, after: str = "") -> tuple[list[str], bool]:
         """Keys starting with `prefix`, sorted, after `after`; returns (keys, more)."""
-        stub, md = self._conn.stub()
-        reply = await stub.KvList(
-            host_pb2.KvListRequest(prefix=prefix, limit=limit, after=after), metadata=md
-        )
+        request = host_pb2.KvListRequest(prefix=prefix, limit=limit, after=after)
+        reply = await self._conn.unary("KvList", request, host_pb2.KvListReply)
         return list(reply.keys), bool(reply.more)
 
 
@@ -213,11 +236,10 @@ class Counters:
     async def acquire(
         self, limits: Sequence[CounterLimit], *, dry_run: bool = False, force: bool = False
     ) -> AcquireResult:
-        stub, md = self._conn.stub()
         request = host_pb2.CounterAcquireRequest(
             limits=[limit_to(x) for x in limits], dry_run=dry_run, force=force
         )
-        reply = await stub.CounterAcquire(request, metadata=md)
+        reply = await self._conn.unary("CounterAcquire", request, host_pb2.CounterAcquireReply)
         return AcquireResult(
             admitted=reply.admitted,
             states=tuple(state_from(s) for s in reply.states),
@@ -226,11 +248,165 @@ class Counters:
 
     async def adjust(self, limits: Sequence[CounterLimit]) -> tuple[CounterState, ...]:
         """Apply each limit's `cost` as a delta (negative refunds)."""
-        stub, md = self._conn.stub()
-        reply = await stub.CounterAdjust(
-            host_pb2.CounterAdjustRequest(limits=[limit_to(x) for x in limits]), metadata=md
-        )
+        request = host_pb2.CounterAdjustRequest(limits=[limit_to(x) for x in limits])
+        reply = await self._conn.unary("CounterAdjust", request, host_pb2.CounterAdjustReply)
         return tuple(state_from(s) for s in reply.states)
+
+
+@dataclass(frozen=True)
+class StudioObject:
+    """A studio object as the host stores it (secrets are never included)."""
+
+    type: str
+    id: str
+    version: int
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What happened to an object write: applied, denied (with a reason) or pending approval."""
+
+    status: str  # applied | denied | pending
+    object: StudioObject | None = None
+    reason: str = ""
+    approval_id: str = ""
+
+
+@dataclass(frozen=True)
+class ScheduleInfo:
+    id: str
+    name: str
+    cron: str
+    next_due_unix_ms: int
+    running: bool
+
+
+def _object(object_type: str, pb: host_pb2.ObjectReply) -> StudioObject | None:
+    if not pb.found:
+        return None
+    data = json.loads(pb.object_json)
+    return StudioObject(object_type, str(data.get("id", "")), pb.version, data)
+
+
+class Objects:
+    """Studio objects (llm, app, tool, datasource, user), scope `objects.<type>.read|write`.
+
+    Writes run the same object hooks and approvals as the REST API, as the actor "plugin:<id>".
+    """
+
+    def __init__(self, conn: HostConnection) -> None:
+        self._conn = conn
+
+    async def get(self, object_type: str, object_id: str) -> StudioObject | None:
+        stub, md = self._conn.stub()
+        reply = await stub.ObjectGet(
+            host_pb2.ObjectGetRequest(object_type=object_type, object_id=object_id), metadata=md
+        )
+        return _object(object_type, reply)
+
+    async def list(self, object_type: str, limit: int = 0, after: str = "") -> tuple[list[StudioObject], str]:
+        """One page of objects in id order, and the `after` of the next page ("" on the last)."""
+        stub, md = self._conn.stub()
+        reply = await stub.ObjectList(
+            host_pb2.ObjectListRequest(object_type=object_type, limit=limit, after=after), metadata=md
+        )
+        items = [o for o in (_object(object_type, pb) for pb in reply.items) if o is not None]
+        return items, reply.next
+
+    async def _write(self, request: host_pb2.ObjectWriteRequest) -> WriteResult:
+        stub, md = self._conn.stub()
+        reply = await stub.ObjectWrite(request, metadata=md)
+        obj = None
+        if reply.object_json:
+            data = json.loads(reply.object_json)
+            obj = StudioObject(request.object_type, str(data.get("id", "")), reply.version, data)
+        return WriteResult(reply.status, obj, reply.reason, reply.approval_id)
+
+    async def create(self, object_type: str, data: dict[str, Any]) -> WriteResult:
+        return await self._write(
+            host_pb2.ObjectWriteRequest(
+                operation="create", object_type=object_type, object_json=json.dumps(data)
+            )
+        )
+
+    async def update(
+        self, object_type: str, object_id: str, data: dict[str, Any], expected_version: int = 0
+    ) -> WriteResult:
+        """Replace the object; `expected_version` 0 means whatever version is current."""
+        return await self._write(
+            host_pb2.ObjectWriteRequest(
+                operation="update",
+                object_type=object_type,
+                object_id=object_id,
+                object_json=json.dumps(data),
+                expected_version=expected_version,
+            )
+        )
+
+    async def delete(self, object_type: str, object_id: str, expected_version: int = 0) -> WriteResult:
+        return await self._write(
+            host_pb2.ObjectWriteRequest(
+                operation="delete",
+                object_type=object_type,
+                object_id=object_id,
+                expected_version=expected_version,
+            )
+        )
+
+
+class Schedules:
+    """This plugin's own scheduled tasks (scope `schedules.manage`)."""
+
+    def __init__(self, conn: HostConnection) -> None:
+        self._conn = conn
+
+    async def list(self) -> list[ScheduleInfo]:
+        stub, md = self._conn.stub()
+        reply = await stub.ScheduleList(common_pb2.Empty(), metadata=md)
+        return [ScheduleInfo(s.id, s.name, s.cron, s.next_due_unix_ms, s.running) for s in reply.schedules]
+
+    async def trigger(self, schedule_id: str) -> bool:
+        """Start a run now (FAILED_PRECONDITION while one is running)."""
+        stub, md = self._conn.stub()
+        reply = await stub.ScheduleTrigger(
+            host_pb2.ScheduleTriggerRequest(schedule_id=schedule_id), metadata=md
+        )
+        return bool(reply.started)
+
+
+class Approvals:
+    """Approvals (scopes `approvals.read`, `approvals.write`); records are the REST API's JSON.
+
+    A vote is cast as "plugin:<id>" and counts only on approvals routed to that group.
+    """
+
+    def __init__(self, conn: HostConnection) -> None:
+        self._conn = conn
+
+    async def list(self, state: str = "pending", limit: int = 0) -> list[dict[str, Any]]:
+        stub, md = self._conn.stub()
+        reply = await stub.ApprovalList(host_pb2.ApprovalListRequest(state=state, limit=limit), metadata=md)
+        return [_json_object(x) for x in reply.approvals_json]
+
+    async def get(self, approval_id: str) -> dict[str, Any]:
+        stub, md = self._conn.stub()
+        reply = await stub.ApprovalGet(host_pb2.ApprovalGetRequest(approval_id=approval_id), metadata=md)
+        return _json_object(reply.approval_json)
+
+    async def vote(self, approval_id: str, decision: str, comment: str = "") -> dict[str, Any]:
+        """decision: approve | reject."""
+        stub, md = self._conn.stub()
+        reply = await stub.ApprovalVote(
+            host_pb2.ApprovalVoteRequest(approval_id=approval_id, decision=decision, comment=comment),
+            metadata=md,
+        )
+        return _json_object(reply.approval_json)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {}
 
 
 def limit_to(x: CounterLimit) -> host_pb2.CounterLimit:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from celgate.v1 import common_pb2 as celgate_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63\x65lgate/v1/host.proto\x12\ncelgate.v1\x1a\x17\x63\x65lgate/v1/common.proto\"\x1b\n\x0cKvGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"*\n\nKvGetReply\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\":\n\x0cKvSetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x0e\n\x06ttl_ms\x18\x03 \x01(\x03\"\x1d\n\nKvSetReply\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x08\"\x1e\n\x0fKvDeleteRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\" \n\rKvDeleteReply\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08\"=\n\rKvListRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\r\n\x05\x61\x66ter\x18\x03 \x01(\t\")\n\x0bKvListReply\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12\x0c\n\x04more\x18\x02 \x01(\x08\"\x8d\x01\n\tLogRecord\x12\r\n\x05level\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x31\n\x06\x66ields\x18\x03 \x03(\x0b\x32!.celgate.v1.LogRecord.FieldsEntry\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\"\n\x10SubscribeRequest\x12\x0e\n\x06topics\x18\x01 \x03(\t\"|\n\x0c\x43ounterLimit\x12\x0b\n\x03key\x18\x01 \x01(\t\x12/\n\talgorithm\x18\x02 \x01(\x0e\x32\x1c.celgate.v1.CounterAlgorithm\x12\r\n\x05limit\x18\x03 \x01(\x01\x12\x11\n\twindow_ms\x18\x04 \x01(\x03\x12\x0c\n\x04\x63ost\x18\x05 \x01(\x01\"a\n\x15\x43ounterAcquireRequest\x12(\n\x06limits\x18\x01 \x03(\x0b\x32\x18.celgate.v1.CounterLimit\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"B\n\x0c\x43ounterState\x12\r\n\x05limit\x18\x01 \x01(\x01\x12\x11\n\tremaining\x18\x02 \x01(\x01\x12\x10\n\x08reset_ms\x18\x03 \x01(\x03\"i\n\x13\x43ounterAcquireReply\x12\x10\n\x08\x61\x64mitted\x18\x01 \x01(\x08\x12(\n\x06states\x18\x02 \x03(\x0b\x32\x18.celgate.v1.CounterState\x12\x16\n\x0eretry_after_ms\x18\x03 \x01(\x03\"@\n\x14\x43ounterAdjustRequest\x12(\n\x06limits\x18\x01 \x03(\x0b\x32\x18.celgate.v1.CounterLimit\">\n\x12\x43ounterAdjustReply\x12(\n\x06states\x18\x01 \x03(\x0b\x32\x18.celgate.v1.CounterState*m\n\x10\x43ounterAlgorithm\x12!\n\x1d\x43OUNTER_ALGORITHM_UNSPECIFIED\x10\x00\x12\x12\n\x0eSLIDING_WINDOW\x10\x01\x12\x10\n\x0c\x46IXED_WINDOW\x10\x02\x12\x10\n\x0cTOKEN_BUCKET\x10\x03\x32\xd0\x04\n\x0bHostService\x12\x39\n\x05KvGet\x12\x18.celgate.v1.KvGetRequest\x1a\x16.celgate.v1.KvGetReply\x12\x39\n\x05KvSet\x12\x18.celgate.v1.KvSetRequest\x1a\x16.celgate.v1.KvSetReply\x12\x42\n\x08KvDelete\x12\x1b.celgate.v1.KvDeleteRequest\x1a\x19.celgate.v1.KvDeleteReply\x12<\n\x06KvList\x12\x19.celgate.v1.KvListRequest\x1a\x17.celgate.v1.KvListReply\x12/\n\x03Log\x12\x15.celgate.v1.LogRecord\x1a\x11.celgate.v1.Empty\x12/\n\x07Publish\x12\x11.celgate.v1.Event\x1a\x11.celgate.v1.Empty\x12>\n\tSubscribe\x12\x1c.celgate.v1.SubscribeRequest\x1a\x11.celgate.v1.Event0\x01\x12T\n\x0e\x43ounterAcquire\x12!.celgate.v1.CounterAcquireRequest\x1a\x1f.celgate.v1.CounterAcquireReply\x12Q\n\rCounterAdjust\x12 .celgate.v1.CounterAdjustRequest\x1a\x1e.celgate.v1.CounterAdjustReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63\x65lgate/v1/host.proto\x12\ncelgate.v1\x1a\x17\x63\x65lgate/v1/common.proto\"\x1b\n\x0cKvGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"*\n\nKvGetReply\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\":\n\x0cKvSetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x0e\n\x06ttl_ms\x18\x03 \x01(\x03\"\x1d\n\nKvSetReply\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x08\"\x1e\n\x0fKvDeleteRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\" \n\rKvDeleteReply\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08\"=\n\rKvListRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\r\n\x05\x61\x66ter\x18\x03 \x01(\t\")\n\x0bKvListReply\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12\x0c\n\x04more\x18\x02 \x01(\x08\"\x8d\x01\n\tLogRecord\x12\r\n\x05level\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x31\n\x06\x66ields\x18\x03 \x03(\x0b\x32!.celgate.v1.LogRecord.FieldsEntry\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\"\n\x10SubscribeRequest\x12\x0e\n\x06topics\x18\x01 \x03(\t\"|\n\x0c\x43ounterLimit\x12\x0b\n\x03key\x18\x01 \x01(\t\x12/\n\talgorithm\x18\x02 \x01(\x0e\x32\x1c.celgate.v1.CounterAlgorithm\x12\r\n\x05limit\x18\x03 \x01(\x01\x12\x11\n\twindow_ms\x18\x04 \x01(\x03\x12\x0c\n\x04\x63ost\x18\x05 \x01(\x01\"a\n\x15\x43ounterAcquireRequest\x12(\n\x06limits\x18\x01 \x03(\x0b\x32\x18.celgate.v1.CounterLimit\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"B\n\x0c\x43ounterState\x12\r\n\x05limit\x18\x01 \x01(\x01\x12\x11\n\tremaining\x18\x02 \x01(\x01\x12\x10\n\x08reset_ms\x18\x03 \x01(\x03\"i\n\x13\x43ounterAcquireReply\x12\x10\n\x08\x61\x64mitted\x18\x01 \x01(\x08\x12(\n\x06states\x18\x02 \x03(\x0b\x32\x18.celgate.v1.CounterState\x12\x16\n\x0eretry_after_ms\x18\x03 \x01(\x03\"@\n\x14\x43ounterAdjustRequest\x12(\n\x06limits\x18\x01 \x03(\x0b\x32\x18.celgate.v1.CounterLimit\">\n\x12\x43ounterAdjustReply\x12(\n\x06states\x18\x01 \x03(\x0b\x32\x18.celgate.v1.CounterState\":\n\x10ObjectGetRequest\x12\x13\n\x0bobject_type\x18\x01 \x01(\t\x12\x11\n\tobject_id\x18\x02 \x01(\t\"B\n\x0bObjectReply\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x13\n\x0bobject_json\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\"F\n\x11ObjectListRequest\x12\x13\n\x0bobject_type\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\r\n\x05\x61\x66ter\x18\x03 \x01(\t\"G\n\x0fObjectListReply\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.celgate.v1.ObjectReply\x12\x0c\n\x04next\x18\x02 \x01(\t\"~\n\x12ObjectWriteRequest\x12\x11\n\toperation\x18\x01 \x01(\t\x12\x13\n\x0bobject_type\x18\x02 \x01(\t\x12\x11\n\tobject_id\x18\x03 \x01(\t\x12\x13\n\x0bobject_json\x18\x04 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x05 \x01(\x03\"m\n\x10ObjectWriteReply\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x13\n\x0bobject_json\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x05 \x01(\t\"a\n\x0cScheduleInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04\x63ron\x18\x03 \x01(\t\x12\x18\n\x10next_due_unix_ms\x18\x04 \x01(\x03\x12\x0f\n\x07running\x18\x05 \x01(\x08\"@\n\x11ScheduleListReply\x12+\n\tschedules\x18\x01 \x03(\x0b\x32\x18.celgate.v1.ScheduleInfo\"-\n\x16ScheduleTriggerRequest\x12\x13\n\x0bschedule_id\x18\x01 \x01(\t\"\'\n\x14ScheduleTriggerReply\x12\x0f\n\x07started\x18\x01 \x01(\x08\"3\n\x13\x41pprovalListRequest\x12\r\n\x05state\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"+\n\x11\x41pprovalListReply\x12\x16\n\x0e\x61pprovals_json\x18\x01 \x03(\t\")\n\x12\x41pprovalGetRequest\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\"&\n\rApprovalReply\x12\x15\n\rapproval_json\x18\x01 \x01(\t\"M\n\x13\x41pprovalVoteRequest\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\x12\x10\n\x08\x64\x65\x63ision\x18\x02 \x01(\t\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t*m\n\x10\x43ounterAlgorithm\x12!\n\x1d\x43OUNTER_ALGORITHM_UNSPECIFIED\x10\x00\x12\x12\n\x0eSLIDING_WINDOW\x10\x01\x12\x10\n\x0c\x46IXED_WINDOW\x10\x02\x12\x10\n\x0cTOKEN_BUCKET\x10\x03\x32\xac\t\n\x0bHostService\x12\x39\n\x05KvGet\x12\x18.celgate.v1.KvGetRequest\x1a\x16.celgate.v1.KvGetReply\x12\x39\n\x05KvSet\x12\x18.celgate.v1.KvSetRequest\x1a\x16.celgate.v1.KvSetReply\x12\x42\n\x08KvDelete\x12\x1b.celgate.v1.KvDeleteRequest\x1a\x19.celgate.v1.KvDeleteReply\x12<\n\x06KvList\x12\x19.celgate.v1.KvListRequest\x1a\x17.celgate.v1.KvListReply\x12/\n\x03Log\x12\x15.celgate.v1.LogRecord\x1a\x11.celgate.v1.Empty\x12/\n\x07Publish\x12\x11.celgate.v1.Event\x1a\x11.celgate.v1.Empty\x12>\n\tSubscribe\x12\x1c.celgate.v1.SubscribeRequest\x1a\x11.celgate.v1.Event0\x01\x12T\n\x0e\x43ounterAcquire\x12!.celgate.v1.CounterAcquireRequest\x1a\x1f.celgate.v1.CounterAcquireReply\x12Q\n\rCounterAdjust\x12 .celgate.v1.CounterAdjustRequest\x1a\x1e.celgate.v1.CounterAdjustReply\x12\x42\n\tObjectGet\x12\x1c.celgate.v1.ObjectGetRequest\x1a\x17.celgate.v1.ObjectReply\x12H\n\nObjectList\x12\x1d.celgate.v1.ObjectListRequest\x1a\x1b.celgate.v1.ObjectListReply\x12K\n\x0bObjectWrite\x12\x1e.celgate.v1.ObjectWriteRequest\x1a\x1c.celgate.v1.ObjectWriteReply\x12@\n\x0cScheduleList\x12\x11.celgate.v1.Empty\x1a\x1d.celgate.v1.ScheduleListReply\x12W\n\x0fScheduleTrigger\x12\".celgate.v1.ScheduleTriggerRequest\x1a .celgate.v1.ScheduleTriggerReply\x12N\n\x0c\x41pprovalList\x12\x1f.celgate.v1.ApprovalListRequest\x1a\x1d.celgate.v1.ApprovalListReply\x12H\n\x0b\x41pprovalGet\x12\x1e.celgate.v1.ApprovalGetRequest\x1a\x19.celgate.v1.ApprovalReply\x12J\n\x0c\x41pprovalVote\x12\x1f.celgate.v1.ApprovalVoteRequest\x1a\x19.celgate.v1.ApprovalReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_LOGRECORD_FIELDSENTRY']._loaded_options = None
   _globals['_LOGRECORD_FIELDSENTRY']._serialized_options = b'8\001'
-  _globals['_COUNTERALGORITHM']._serialized_start=1108
-  _globals['_COUNTERALGORITHM']._serialized_end=1217
+  _globals['_COUNTERALGORITHM']._serialized_start=2133
+  _globals['_COUNTERALGORITHM']._serialized_end=2242
   _globals['_KVGETREQUEST']._serialized_start=62
   _globals['_KVGETREQUEST']._serialized_end=89
   _globals['_KVGETREPLY']._serialized_start=91
@@ -70,6 +70,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COUNTERADJUSTREQUEST']._serialized_end=1042
   _globals['_COUNTERADJUSTREPLY']._serialized_start=1044
   _globals['_COUNTERADJUSTREPLY']._serialized_end=1106
-  _globals['_HOSTSERVICE']._serialized_start=1220
-  _globals['_HOSTSERVICE']._serialized_end=1812
+  _globals['_OBJECTGETREQUEST']._serialized_start=1108
+  _globals['_OBJECTGETREQUEST']._serialized_end=1166
+  _globals['_OBJECTREPLY']._serialized_start=1168
+  _globals['_OBJECTREPLY']._serialized_end=1234
+  _globals['_OBJECTLISTREQUEST']._serialized_start=1236
+  _globals['_OBJECTLISTREQUEST']._serialized_end=1306
+  _globals['_OBJECTLISTREPLY']._serialized_start=1308
+  _globals['_OBJECTLISTREPLY']._serialized_end=1379
+  _globals['_OBJECTWRITEREQUEST']._serialized_start=1381
+  _globals['_OBJECTWRITEREQUEST']._serialized_end=1507
+  _globals['_OBJECTWRITEREPLY']._serialized_start=1509
+  _globals['_OBJECTWRITEREPLY']._serialized_end=1618
+  _globals['_SCHEDULEINFO']._serialized_start=1620
+  _globals['_SCHEDULEINFO']._serialized_end=1717
+  _globals['_SCHEDULELISTREPLY']._serialized_start=1719
+  _globals['_SCHEDULELISTREPLY']._serialized_end=1783
+  _globals['_SCHEDULETRIGGERREQUEST']._serialized_start=1785
+  _globals['_SCHEDULETRIGGERREQUEST']._serialized_end=1830
+  _globals['_SCHEDULETRIGGERREPLY']._serialized_start=1832
+  _globals['_SCHEDULETRIGGERREPLY']._serialized_end=1871
+  _globals['_APPROVALLISTREQUEST']._serialized_start=1873
+  _globals['_APPROVALLISTREQUEST']._serialized_end=1924
+  _globals['_APPROVALLISTREPLY']._serialized_start=1926
+  _globals['_APPROVALLISTREPLY']._serialized_end=1969
+  _globals['_APPROVALGETREQUEST']._serialized_start=1971
+  _globals['_APPROVALGETREQUEST']._serialized_end=2012
+  _globals['_APPROVALREPLY']._serialized_start=2014
+  _globals['_APPROVALREPLY']._serialized_end=2052
+  _globals['_APPROVALVOTEREQUEST']._serialized_start=2054
+  _globals['_APPROVALVOTEREQUEST']._serialized_end=2131
+  _globals['_HOSTSERVICE']._serialized_start=2245
+  _globals['_HOSTSERVICE']._serialized_end=3441
 # @@protoc_insertion_point(module_scope)

@@ -157,3 +157,135 @@ class CounterAdjustReply(_message.Message):
     STATES_FIELD_NUMBER: _ClassVar[int]
     states: _containers.RepeatedCompositeFieldContainer[CounterState]
     def __init__(self, states: _Optional[_Iterable[_Union[CounterState, _Mapping]]] = ...) -> None: ...
+
+class ObjectGetRequest(_message.Message):
+    __slots__ = ("object_type", "object_id")
+    OBJECT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    object_type: str
+    object_id: str
+    def __init__(self, object_type: _Optional[str] = ..., object_id: _Optional[str] = ...) -> None: ...
+
+class ObjectReply(_message.Message):
+    __slots__ = ("found", "object_json", "version")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_JSON_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    object_json: str
+    version: int
+    def __init__(self, found: _Optional[bool] = ..., object_json: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class ObjectListRequest(_message.Message):
+    __slots__ = ("object_type", "limit", "after")
+    OBJECT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    object_type: str
+    limit: int
+    after: str
+    def __init__(self, object_type: _Optional[str] = ..., limit: _Optional[int] = ..., after: _Optional[str] = ...) -> None: ...
+
+class ObjectListReply(_message.Message):
+    __slots__ = ("items", "next")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[ObjectReply]
+    next: str
+    def __init__(self, items: _Optional[_Iterable[_Union[ObjectReply, _Mapping]]] = ..., next: _Optional[str] = ...) -> None: ...
+
+class ObjectWriteRequest(_message.Message):
+    __slots__ = ("operation", "object_type", "object_id", "object_json", "expected_version")
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_JSON_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    operation: str
+    object_type: str
+    object_id: str
+    object_json: str
+    expected_version: int
+    def __init__(self, operation: _Optional[str] = ..., object_type: _Optional[str] = ..., object_id: _Optional[str] = ..., object_json: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
+
+class ObjectWriteReply(_message.Message):
+    __slots__ = ("status", "object_json", "version", "reason", "approval_id")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_JSON_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_ID_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    object_json: str
+    version: int
+    reason: str
+    approval_id: str
+    def __init__(self, status: _Optional[str] = ..., object_json: _Optional[str] = ..., version: _Optional[int] = ..., reason: _Optional[str] = ..., approval_id: _Optional[str] = ...) -> None: ...
+
+class ScheduleInfo(_message.Message):
+    __slots__ = ("id", "name", "cron", "next_due_unix_ms", "running")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    NEXT_DUE_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    cron: str
+    next_due_unix_ms: int
+    running: bool
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., cron: _Optional[str] = ..., next_due_unix_ms: _Optional[int] = ..., running: _Optional[bool] = ...) -> None: ...
+
+class ScheduleListReply(_message.Message):
+    __slots__ = ("schedules",)
+    SCHEDULES_FIELD_NUMBER: _ClassVar[int]
+    schedules: _containers.RepeatedCompositeFieldContainer[ScheduleInfo]
+    def __init__(self, schedules: _Optional[_Iterable[_Union[ScheduleInfo, _Mapping]]] = ...) -> None: ...
+
+class ScheduleTriggerRequest(_message.Message):
+    __slots__ = ("schedule_id",)
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    schedule_id: str
+    def __init__(self, schedule_id: _Optional[str] = ...) -> None: ...
+
+class ScheduleTriggerReply(_message.Message):
+    __slots__ = ("started",)
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    started: bool
+    def __init__(self, started: _Optional[bool] = ...) -> None: ...
+
+class ApprovalListRequest(_message.Message):
+    __slots__ = ("state", "limit")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    state: str
+    limit: int
+    def __init__(self, state: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ApprovalListReply(_message.Message):
+    __slots__ = ("approvals_json",)
+    APPROVALS_JSON_FIELD_NUMBER: _ClassVar[int]
+    approvals_json: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, approvals_json: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ApprovalGetRequest(_message.Message):
+    __slots__ = ("approval_id",)
+    APPROVAL_ID_FIELD_NUMBER: _ClassVar[int]
+    approval_id: str
+    def __init__(self, approval_id: _Optional[str] = ...) -> None: ...
+
+class ApprovalReply(_message.Message):
+    __slots__ = ("approval_json",)
+    APPROVAL_JSON_FIELD_NUMBER: _ClassVar[int]
+    approval_json: str
+    def __init__(self, approval_json: _Optional[str] = ...) -> None: ...
+
+class ApprovalVoteRequest(_message.Message):
+    __slots__ = ("approval_id", "decision", "comment")
+    APPROVAL_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    approval_id: str
+    decision: str
+    comment: str
+    def __init__(self, approval_id: _Optional[str] = ..., decision: _Optional[str] = ..., comment: _Optional[str] = ...) -> None: ...

@@ -80,6 +80,46 @@ class HostServiceStub:
                 request_serializer=celgate_dot_v1_dot_host__pb2.CounterAdjustRequest.SerializeToString,
                 response_deserializer=celgate_dot_v1_dot_host__pb2.CounterAdjustReply.FromString,
                 _registered_method=True)
+        self.ObjectGet = channel.unary_unary(
+                '/celgate.v1.HostService/ObjectGet',
+                request_serializer=celgate_dot_v1_dot_host__pb2.ObjectGetRequest.SerializeToString,
+                response_deserializer=celgate_dot_v1_dot_host__pb2.ObjectReply.FromString,
+                _registered_method=True)
+        self.ObjectList = channel.unary_unary(
+                '/celgate.v1.HostService/ObjectList',
+                request_serializer=celgate_dot_v1_dot_host__pb2.ObjectListRequest.SerializeToString,
+                response_deserializer=celgate_dot_v1_dot_host__pb2.ObjectListReply.FromString,
+                _registered_method=True)
+        self.ObjectWrite = channel.unary_unary(
+                '/celgate.v1.HostService/ObjectWrite',
+                request_serializer=celgate_dot_v1_dot_host__pb2.ObjectWriteRequest.SerializeToString,
+                response_deserializer=celgate_dot_v1_dot_host__pb2.ObjectWriteReply.FromString,
+                _registered_method=True)
+        self.ScheduleList = channel.unary_unary(
+                '/celgate.v1.HostService/ScheduleList',
+                request_serializer=celgate_dot_v1_dot_common__pb2.Empty.SerializeToString,
+                response_deserializer=celgate_dot_v1_dot_host__pb2.ScheduleListReply.FromString,
+                _registered_method=True)
+        self.ScheduleTrigger = channel.unary_unary(
+                '/celgate.v1.HostService/ScheduleTrigger',
+                request_serializer=celgate_dot_v1_dot_host__pb2.ScheduleTriggerRequest.SerializeToString,
+                response_deserializer=celgate_dot_v1_dot_host__pb2.ScheduleTriggerReply.FromString,
+                _registered_method=True)
+        self.ApprovalList = channel.unary_unary(
+                '/celgate.v1.HostService/ApprovalList',
+                request_serializer=celgate_dot_v1_dot_host__pb2.ApprovalListRequest.SerializeToString,
+                response_deserializer=celgate_dot_v1_dot_host__pb2.ApprovalListReply.FromString,
+                _registered_method=True)
+        self.ApprovalGet = channel.unary_unary(
+                '/celgate.v1.HostService/ApprovalGet',
+                request_serializer=celgate_dot_v1_dot_host__pb2.ApprovalGetRequest.SerializeToString,
+                response_deserializer=celgate_dot_v1_dot_host__pb2.ApprovalReply.FromString,
+                _registered_method=True)
+        self.ApprovalVote = channel.unary_unary(
+                '/celgate.v1.HostService/ApprovalVote',
+                request_serializer=celgate_dot_v1_dot_host__pb2.ApprovalVoteRequest.SerializeToString,
+                response_deserializer=celgate_dot_v1_dot_host__pb2.ApprovalReply.FromString,
+                _registered_method=True)
 
 
 class HostServiceServicer:
@@ -140,6 +180,60 @@ class HostServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ObjectGet(self, request, context):
+        """Studio objects, scope `objects.<type>.read` / `objects.<type>.write` per object type
+        (llm, app, tool, datasource, user). Writes go through the same object hooks and approvals
+        as the REST API, with the actor "plugin:<id>". Objects travel as JSON; secrets never do.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ObjectList(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ObjectWrite(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ScheduleList(self, request, context):
+        """The calling plugin's own scheduled tasks (scope `schedules.manage`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ScheduleTrigger(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApprovalList(self, request, context):
+        """Approvals: `approvals.read` lists and reads them; `approvals.write` votes as the voter
+        "plugin:<id>", which may vote only on approvals routed to the group "plugin:<id>".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApprovalGet(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApprovalVote(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HostServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -187,6 +281,46 @@ def add_HostServiceServicer_to_server(servicer, server):
                     servicer.CounterAdjust,
                     request_deserializer=celgate_dot_v1_dot_host__pb2.CounterAdjustRequest.FromString,
                     response_serializer=celgate_dot_v1_dot_host__pb2.CounterAdjustReply.SerializeToString,
+            ),
+            'ObjectGet': grpc.unary_unary_rpc_method_handler(
+                    servicer.ObjectGet,
+                    request_deserializer=celgate_dot_v1_dot_host__pb2.ObjectGetRequest.FromString,
+                    response_serializer=celgate_dot_v1_dot_host__pb2.ObjectReply.SerializeToString,
+            ),
+            'ObjectList': grpc.unary_unary_rpc_method_handler(
+                    servicer.ObjectList,
+                    request_deserializer=celgate_dot_v1_dot_host__pb2.ObjectListRequest.FromString,
+                    response_serializer=celgate_dot_v1_dot_host__pb2.ObjectListReply.SerializeToString,
+            ),
+            'ObjectWrite': grpc.unary_unary_rpc_method_handler(
+                    servicer.ObjectWrite,
+                    request_deserializer=celgate_dot_v1_dot_host__pb2.ObjectWriteRequest.FromString,
+                    response_serializer=celgate_dot_v1_dot_host__pb2.ObjectWriteReply.SerializeToString,
+            ),
+            'ScheduleList': grpc.unary_unary_rpc_method_handler(
+                    servicer.ScheduleList,
+                    request_deserializer=celgate_dot_v1_dot_common__pb2.Empty.FromString,
+                    response_serializer=celgate_dot_v1_dot_host__pb2.ScheduleListReply.SerializeToString,
+            ),
+            'ScheduleTrigger': grpc.unary_unary_rpc_method_handler(
+                    servicer.ScheduleTrigger,
+                    request_deserializer=celgate_dot_v1_dot_host__pb2.ScheduleTriggerRequest.FromString,
+                    response_serializer=celgate_dot_v1_dot_host__pb2.ScheduleTriggerReply.SerializeToString,
+            ),
+            'ApprovalList': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApprovalList,
+                    request_deserializer=celgate_dot_v1_dot_host__pb2.ApprovalListRequest.FromString,
+                    response_serializer=celgate_dot_v1_dot_host__pb2.ApprovalListReply.SerializeToString,
+            ),
+            'ApprovalGet': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApprovalGet,
+                    request_deserializer=celgate_dot_v1_dot_host__pb2.ApprovalGetRequest.FromString,
+                    response_serializer=celgate_dot_v1_dot_host__pb2.ApprovalReply.SerializeToString,
+            ),
+            'ApprovalVote': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApprovalVote,
+                    request_deserializer=celgate_dot_v1_dot_host__pb2.ApprovalVoteRequest.FromString,
+                    response_serializer=celgate_dot_v1_dot_host__pb2.ApprovalReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -432,6 +566,222 @@ class HostService:
             '/celgate.v1.HostService/CounterAdjust',
             celgate_dot_v1_dot_host__pb2.CounterAdjustRequest.SerializeToString,
             celgate_dot_v1_dot_host__pb2.CounterAdjustReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ObjectGet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/celgate.v1.HostService/ObjectGet',
+            celgate_dot_v1_dot_host__pb2.ObjectGetRequest.SerializeToString,
+            celgate_dot_v1_dot_host__pb2.ObjectReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ObjectList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/celgate.v1.HostService/ObjectList',
+            celgate_dot_v1_dot_host__pb2.ObjectListRequest.SerializeToString,
+            celgate_dot_v1_dot_host__pb2.ObjectListReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ObjectWrite(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/celgate.v1.HostService/ObjectWrite',
+            celgate_dot_v1_dot_host__pb2.ObjectWriteRequest.SerializeToString,
+            celgate_dot_v1_dot_host__pb2.ObjectWriteReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScheduleList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/celgate.v1.HostService/ScheduleList',
+            celgate_dot_v1_dot_common__pb2.Empty.SerializeToString,
+            celgate_dot_v1_dot_host__pb2.ScheduleListReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScheduleTrigger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/celgate.v1.HostService/ScheduleTrigger',
+            celgate_dot_v1_dot_host__pb2.ScheduleTriggerRequest.SerializeToString,
+            celgate_dot_v1_dot_host__pb2.ScheduleTriggerReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApprovalList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/celgate.v1.HostService/ApprovalList',
+            celgate_dot_v1_dot_host__pb2.ApprovalListRequest.SerializeToString,
+            celgate_dot_v1_dot_host__pb2.ApprovalListReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApprovalGet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/celgate.v1.HostService/ApprovalGet',
+            celgate_dot_v1_dot_host__pb2.ApprovalGetRequest.SerializeToString,
+            celgate_dot_v1_dot_host__pb2.ApprovalReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApprovalVote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/celgate.v1.HostService/ApprovalVote',
+            celgate_dot_v1_dot_host__pb2.ApprovalVoteRequest.SerializeToString,
+            celgate_dot_v1_dot_host__pb2.ApprovalReply.FromString,
             options,
             channel_credentials,
             insecure,
