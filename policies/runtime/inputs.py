@@ -39,9 +39,13 @@ def normalize_headers(headers: Mapping[str, Any] | Sequence[tuple[str, str]] | N
         return out
     items = headers.items() if isinstance(headers, Mapping) else headers
     for name, value in items:
-        values = value if isinstance(value, list | tuple) else [value]
-        text = ", ".join(v if isinstance(v, str) else str(v) for v in values)
-        key = str(name).lower()
+        if isinstance(value, str):  # the common case, without a list and a join per header
+            text = value
+        elif isinstance(value, list | tuple):
+            text = ", ".join(v if isinstance(v, str) else str(v) for v in value)
+        else:
+            text = str(value)
+        key = name.lower() if isinstance(name, str) else str(name).lower()
         out[key] = f"{out[key]}, {text}" if key in out else text
     return out
 

@@ -115,8 +115,11 @@ def wire_request(step: TestStep) -> WireRequest:
     wire.headers = list(normalize_headers(raw.get("headers")).items())
     wire.body = json.dumps(body).encode() if body is not None else b""
     if raw.get("client_ip"):
-        # A given client_ip is the peer as far as the policy is concerned.
+        # A given client_ip is the client as far as the policy is concerned ("giving client_ip
+        # sets it directly"): on the wire that is a direct connection from it, so a forwarded
+        # chain in the case's headers must not be resolved again through trusted proxies.
         wire.remote_addr = wire.client_ip = str(raw["client_ip"])
+        wire.headers = [(k, v) for k, v in wire.headers if k not in ("x-forwarded-for", "forwarded")]
     else:
         wire.remote_addr = str(raw.get("remote_addr", "127.0.0.1"))
     wire.identity = dict(step.inputs.get("identity") or {})
