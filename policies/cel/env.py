@@ -343,13 +343,25 @@ class Program:
 
         A prebuilt `cel.Activation` (see `activation_of`) is several times cheaper than a
         mapping when more than one expression reads the same data."""
-        if isinstance(activation, Mapping):
+        if activation.__class__ is not _ACTIVATION and isinstance(activation, Mapping):
             value = self.expression.eval(data=activation)
         else:
             value = self.expression.eval(activation)
-        if value.type() == cel.Type.ERROR:
+        # `type()` builds a Type object per call: ask it only when the plain value could be an
+        # error (an error value's plain form is its message, a str).
+        try:
+            plain = value.plain_value()
+        except Exception:
+            if value.type() == _ERROR:
+                raise CelEvalError(str(value.value())) from None
+            raise
+        if isinstance(plain, str) and value.type() == _ERROR:
             raise CelEvalError(str(value.value()))
-        return value.plain_value()
+        return plain
+
+
+_ACTIVATION = cel.Activation
+_ERROR = cel.Type.ERROR
 
 
 _ACTIVATION_CTX = ExprContext("RequestValidation", "rule")
@@ -357,7 +369,12 @@ _ACTIVATION_CTX = ExprContext("RequestValidation", "rule")
 
 def activation_of(data: Mapping[str, Any]) -> cel.Activation:
     """A reusable activation for `data` (usable with expressions of any of our environments)."""
-    return runtime_env_for(_ACTIVATION_CTX).Activation(dict(data))
+    return _activation_env().Activation(dict(data))
+
+
+@lru_cache(maxsize=1)
+def _activation_env() -> cel.Env:
+    return runtime_env_for(_ACTIVATION_CTX)  # the same (cached) env, without the lookup per call
 
 
 class CelCompileError(ValueError):

@@ -10,6 +10,7 @@ at run time, but it can return a message.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, struct_pb2, timestamp_pb2
@@ -311,20 +312,27 @@ def to_value(data: Any) -> struct_pb2.Value:
 
 def plain(name: str, data: Any) -> dict[str, Any]:
     """The runtime form of message `name` from a JSON-like mapping; ValueError on bad input."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{name.lower()} must be a mapping, not {type(data).__name__}")
-    fields = SCHEMA[name]
-    if len(data) and not data.keys() <= _FIELD_NAMES[name]:
-        unknown = sorted(set(data) - _FIELD_NAMES[name])
-        raise ValueError(f"unknown field {unknown[0]!r} (expected one of: {', '.join(f for f, _ in fields)})")
-    return {fname: _plain_field(fname, ftype, data.get(fname)) for fname, ftype in fields}
+    out: dict[str, Any] = _PLAIN[name](data)
+    return out
 
 
 _FIELD_NAMES: dict[str, frozenset[str]] = {
     name: frozenset(f for f, _ in fields) for name, fields in SCHEMA.items()
 }
+
+
+def _plain_check(name: str, data: Any) -> Any:
+    """`data` as a mapping to read fields from (None -> {}); ValueError on a non-mapping or an
+    unknown field."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{name.lower()} must be a mapping, not {type(data).__name__}")
+    if len(data) and not data.keys() <= _FIELD_NAMES[name]:
+        unknown = sorted(set(data) - _FIELD_NAMES[name])
+        expected = ", ".join(f for f, _ in SCHEMA[name])
+        raise ValueError(f"unknown field {unknown[0]!r} (expected one of: {expected})")
+    return data
 
 
 def _plain_field(key: str, ftype: str, value: Any) -> Any:
@@ -369,10 +377,89 @@ def _plain_field(key: str, ftype: str, value: Any) -> Any:
 
 _ZERO: dict[str, Any] = {"string": "", "int": 0, "double": 0.0, "bool": False}
 
+# `plain` is compiled once per message type into a function that builds the mapping in one
+# dict display: each field's common case (absent, or already of the right type) is inline and
+# everything else goes through `_plain_field` (the reference conversion, same values and
+# errors). Fields are read in schema order, so the first bad field raises, as before.
+_INLINE: dict[str, str] = {
+    # v is the field's raw value; {k} the field name literal, {t} the schema type literal.
+    "value": "_json(v)",
+    "string": '"" if v is None else (v if v.__class__ is str else _field({k}, {t}, v))',
+    "int": "0 if v is None else (v if v.__class__ is int and _IMIN <= v < _IMAX else _field({k}, {t}, v))",
+    "double": "0.0 if v is None else (v if v.__class__ is float else _field({k}, {t}, v))",
+    "bool": "False if v is None else (v if v is True or v is False else _field({k}, {t}, v))",
+    "list<string>": "[] if v is None else (_texts(v) if v.__class__ is list else _field({k}, {t}, v))",
+    "struct": "{{}} if v is None else (_json(v) if v.__class__ is dict else _field({k}, {t}, v))",
+    "map<string>": "{{}} if v is None else (_text_map(v) if v.__class__ is dict else _field({k}, {t}, v))",
+    "map<list>": "{{}} if v is None or (v.__class__ is dict and not v) else _field({k}, {t}, v)",
+}
+
+
+def _texts(items: list[Any]) -> list[str]:
+    return [i if i.__class__ is str else _scalar_text(i) for i in items]
+
+
+def _text_map(value: dict[Any, Any]) -> dict[str, str]:
+    return {
+        k if k.__class__ is str else str(k): v if v.__class__ is str else _scalar_text(v)
+        for k, v in value.items()
+    }
+
+
+def _compile_plain(name: str) -> Callable[[Any], dict[str, Any]]:
+    items: list[str] = []
+    for fname, ftype in SCHEMA[name]:
+        k, t = repr(fname), repr(ftype)
+        expr = f"_PLAIN[{ftype[4:]!r}](v)" if ftype.startswith("msg:") else _INLINE[ftype].format(k=k, t=t)
+        items.append(f"    v = g({k})\n    f{len(items)} = {expr}\n")
+    fields = ", ".join(f"{f!r}: f{i}" for i, (f, _) in enumerate(SCHEMA[name]))
+    source = (
+        f"def plain_{name}(data):\n"
+        "    if data is None:\n"
+        "        data = _NO_DATA\n"
+        "    elif data.__class__ is not dict or (data and not data.keys() <= _NAMES):\n"
+        f"        data = _check({name!r}, data)\n"
+        "    g = data.get\n" + "".join(items) + f"    return {{{fields}}}\n"
+    )
+    scope: dict[str, Any] = {
+        "_check": _plain_check,
+        "_field": _plain_field,
+        "_json": json_value,
+        "_texts": _texts,
+        "_text_map": _text_map,
+        "_NO_DATA": {},  # only read
+        "_NAMES": _FIELD_NAMES[name],
+        "_PLAIN": _PLAIN,
+        "_IMIN": -(2**63),
+        "_IMAX": 2**63,
+    }
+    exec(compile(source, f"<plain {name}>", "exec"), scope)
+    fn: Callable[[Any], dict[str, Any]] = scope[f"plain_{name}"]
+    return fn
+
+
+# message name -> its compiled `plain`; filled at the end of the module (after json_value)
+_PLAIN: dict[str, Callable[[Any], dict[str, Any]]] = {}
+
 
 def json_value(data: Any) -> Any:
     """A JSON-like value as CEL reads a `google.protobuf.Value`: numbers are doubles."""
-    if data is None or isinstance(data, bool | str):
+    t = data.__class__
+    if t is str or t is float or t is bool or data is None:
+        return data
+    if t is dict:  # leaves of the exact JSON types inline: no call per string / float
+        return {
+            k if k.__class__ is str else str(k): v
+            if (c := v.__class__) is str or c is float or c is bool or v is None
+            else json_value(v)
+            for k, v in data.items()
+        }
+    if t is list:
+        return [
+            v if (c := v.__class__) is str or c is float or c is bool or v is None else json_value(v)
+            for v in data
+        ]
+    if isinstance(data, bool | str):
         return data
     if isinstance(data, int | float):
         return float(data)
@@ -381,3 +468,6 @@ def json_value(data: Any) -> Any:
     if isinstance(data, list | tuple):
         return [json_value(v) for v in data]
     raise ValueError(f"not a JSON value: {type(data).__name__}")
+
+
+_PLAIN.update({name: _compile_plain(name) for name in SCHEMA})

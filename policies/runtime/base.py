@@ -174,7 +174,8 @@ class Procedure:
 
         `source` (the inputs) provides a prebuilt activation (`source.activation()`), built on
         first use and shared by every expression that reads no policy variable."""
-        return Evaluation({**data, "variables": {}}, self.variables, tracing=tracing, source=source)
+        # positional: activation, variables, trace, error, error_rule, tracing, var_errors, source
+        return Evaluation({**data, "variables": {}}, self.variables, [], None, "", tracing, {}, source)
 
     def matches(self, ev: Evaluation) -> bool | None:
         """True/False, or None on an evaluation error (recorded in `ev`)."""
@@ -208,6 +209,33 @@ class Procedure:
         reservation: Any = None,
     ) -> Decision:
         """Apply failurePolicy (if `ev` holds an error) and then the mode."""
+        if verdict == "allow" and (ev is None or ev.error is None):
+            # The hot path (what the general path below yields for an allow without an error;
+            # the mode does not apply to an allow), with positional construction.
+            outcome_: Outcome = "not_applicable" if not_applicable else "passed"
+            log = (
+                LogRecord(
+                    self.name, self.kind, rule, "allow", "allow", self.mode, outcome_, reason, request_id
+                ),
+            )
+            return Decision(
+                self.name,
+                self.kind,
+                "allow",
+                outcome_,
+                self.mode,
+                self.failure_policy,
+                status,
+                message,
+                dict(headers) if headers else {},
+                None,
+                violations,
+                tuple(ev.trace) if ev is not None else (),
+                mutated,
+                approvers,
+                log,
+                reservation,
+            )
         headers = dict(headers or {})
         outcome: Outcome
         if ev is not None and ev.error is not None:

@@ -13,6 +13,7 @@ import datetime
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from celgate.policies.cel import iplib
@@ -26,6 +27,7 @@ REQUEST_DEFAULTS: dict[str, Any] = {
 }
 INPUT_KEYS = ("request", "identity", "llm", "response", "now")
 OBJECT_KEYS = ("type", "operation", "actor", "value", "previous")
+_INPUT_KEY_SET = frozenset(INPUT_KEYS)
 
 
 class InputError(ValueError):
@@ -84,6 +86,21 @@ def resolve_client_ip(remote_addr: str, forwarded_for: str, trusted: Sequence[ip
     return str(current)
 
 
+_CACHED_TEXT_MAX = 256  # longer peer / X-Forwarded-For texts are resolved without the memo
+
+
+@lru_cache(maxsize=4096)
+def _resolve_cached(remote_addr: str, forwarded_for: str, trusted: tuple[iplib.IPNetwork, ...]) -> str:
+    return resolve_client_ip(remote_addr, forwarded_for, trusted)
+
+
+def _resolve(remote_addr: str, forwarded_for: str, trusted: tuple[iplib.IPNetwork, ...]) -> str:
+    """`resolve_client_ip`, memoized (a pure function of short texts and an immutable table)."""
+    if len(forwarded_for) <= _CACHED_TEXT_MAX and len(remote_addr) <= _CACHED_TEXT_MAX:
+        return _resolve_cached(remote_addr, forwarded_for, trusted)
+    return resolve_client_ip(remote_addr, forwarded_for, trusted)
+
+
 def _in_any(addr: iplib.IPAddress, nets: Sequence[iplib.IPNetwork]) -> bool:
     return any(iplib.contains(n, addr) for n in nets)
 
@@ -119,8 +136,8 @@ class RequestInputs:
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], *, trusted_proxies: Sequence[str] = ()) -> RequestInputs:
         """From `{request: {...}, identity: {...}, llm: {...}, response: {...}, now: ...}`."""
-        unknown = set(raw) - set(INPUT_KEYS)
-        if unknown:
+        if not raw.keys() <= _INPUT_KEY_SET:
+            unknown = set(raw) - _INPUT_KEY_SET
             raise InputError(f"unknown input field(s): {', '.join(sorted(unknown))}")
         req_raw = raw.get("request") or {}
         if not isinstance(req_raw, Mapping):
@@ -138,8 +155,8 @@ class RequestInputs:
             except ValueError:
                 req["client_ip"] = str(req["client_ip"])
         else:
-            nets = [iplib.parse_cidr(t) for t in trusted_proxies]
-            req["client_ip"] = resolve_client_ip(remote, xff, nets)
+            nets = tuple(iplib.parse_cidr(t) for t in trusted_proxies) if trusted_proxies else ()
+            req["client_ip"] = _resolve(remote, xff, nets)
         if "size" not in req_raw:
             try:
                 req["size"] = len(_json_bytes(body)) if body is not None else 0
@@ -194,7 +211,7 @@ class RequestInputs:
             return str(self.data["request"]["client_ip"])
         key = ("client_ip", id(trusted))  # a policy's table lives as long as the policy
         if key not in self.cache:
-            self.cache[key] = resolve_client_ip(self.remote_addr, self.forwarded_for, trusted)
+            self.cache[key] = _resolve(self.remote_addr, self.forwarded_for, trusted)
         return str(self.cache[key])
 
 

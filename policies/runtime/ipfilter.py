@@ -66,8 +66,11 @@ class IPFilterProcedure(Procedure):
 
     def decide(self, inputs: RequestInputs, *, trace: bool = False) -> Decision:
         rid = inputs.request_id
-        ev = self.begin(inputs.data, trace, inputs)
+        # Without a match and a trace there is nothing to evaluate or record: no Evaluation
+        # (conclude(None, ...) yields the same Decision: no error, an empty trace).
+        ev = self.begin(inputs.data, trace, inputs) if self.match is not None or trace else None
         if self.match is not None:
+            assert ev is not None
             matched = self.matches(ev)
             if matched is None:
                 return self.conclude(ev, "deny", request_id=rid)
@@ -83,7 +86,7 @@ class IPFilterProcedure(Procedure):
         except ValueError:
             pass  # unknown address: in no range
         hit = _find(self.deny, version, value)
-        if trace:
+        if ev is not None and trace:
             self._trace_ranges(ev, "deny", self.deny, client, hit)
         if hit is not None:
             return self._deny(ev, rid, f"deny {hit}", f"client_ip {client} is in deny range {hit}", client)
@@ -92,7 +95,7 @@ class IPFilterProcedure(Procedure):
                 ev, "allow", reason=f"client_ip {client} is in no deny range", request_id=rid
             )
         hit = _find(self.allow, version, value)
-        if trace:
+        if ev is not None and trace:
             self._trace_ranges(ev, "allow", self.allow, client, hit)
         if hit is None:
             shown = client or "(unknown)"
@@ -106,8 +109,8 @@ class IPFilterProcedure(Procedure):
             detail = f"client_ip is in {text}" if text == hit else f"client_ip is not in {text}"
             ev.trace.append(RuleTrace(f"{which} {text}", text == hit, value=client, detail=detail))
 
-    def _deny(self, ev: Evaluation, rid: str, rule: str, reason: str, client: str) -> Decision:
-        if ev.tracing and rule == NOT_ALLOWED:  # range hits are already in the trace
+    def _deny(self, ev: Evaluation | None, rid: str, rule: str, reason: str, client: str) -> Decision:
+        if ev is not None and ev.tracing and rule == NOT_ALLOWED:  # range hits are already in the trace
             ev.trace.append(RuleTrace(rule, True, value=client, detail=reason))
         body = {"error": {"type": "forbidden", "policy": self.name, "message": self.message}}
         return self.conclude(

@@ -111,6 +111,16 @@ class RateLimitProcedure(Procedure):
             fused = f"({match}) ? {fused} : []"
         self.fused: Program = self.compile(fused, "key", "limits")
         self.names = tuple(lim.name for lim in self.limits)
+        # per limit, for `_limits_from`: (counter key prefix, capacity, window, has a reserve)
+        self._fast_limits = tuple(
+            (
+                f"{self.name}/{lim.name}/",
+                float(lim.requests if lim.requests is not None else lim.tokens or 0),
+                lim.window_s,
+                lim.reserve is not None,
+            )
+            for lim in self.limits
+        )
         self.token_names = tuple(lim.name for lim in self.limits if lim.tokens)
         self.has_tokens = bool(self.token_names)
 
@@ -177,22 +187,20 @@ class RateLimitProcedure(Procedure):
         """Counter limits from the fused result; None if a value has the wrong type."""
         out = []
         i = 0
-        for lim in self.limits:
+        algorithm = self.algorithm
+        for prefix, capacity, window_s, reserves in self._fast_limits:
             key = values[i]
             i += 1
             if not isinstance(key, str):
                 return None
             amount = 1.0
-            if lim.reserve is not None:
+            if reserves:
                 reserved = _number(values[i])
                 i += 1
                 if reserved is None:
                     return None
                 amount = max(1.0, reserved)
-            capacity = float(lim.requests if lim.requests is not None else lim.tokens or 0)
-            out.append(
-                CounterLimit(f"{self.name}/{lim.name}/{key}", self.algorithm, capacity, lim.window_s, amount)
-            )
+            out.append(CounterLimit(prefix + key, algorithm, capacity, window_s, amount))
         return tuple(out)
 
     @property
@@ -314,12 +322,18 @@ def _headers(states: Sequence[CounterState]) -> dict[str, str]:
     else:
         tightest = min(states, key=lambda s: (s.remaining / s.limit if s.limit else 0.0, -s.reset_s))
     return {
-        "ratelimit-limit": _count(tightest.limit),
-        "ratelimit-remaining": f"{math.floor(tightest.remaining):d}",
-        "ratelimit-reset": f"{math.ceil(tightest.reset_s):d}",
+        "ratelimit-limit": _COUNTS.get(tightest.limit) or _count(tightest.limit),
+        "ratelimit-remaining": str(math.floor(tightest.remaining)),
+        "ratelimit-reset": str(math.ceil(tightest.reset_s)),
     }
+
+
+_COUNTS: dict[float, str] = {}  # memo of `_count` for limits (a policy's few capacities)
 
 
 def _count(value: float) -> str:
     """A header number: integral values without exponent or decimals (1000000, not 1e+06)."""
-    return str(int(value)) if float(value).is_integer() else f"{value:.3f}".rstrip("0")
+    text = str(int(value)) if float(value).is_integer() else f"{value:.3f}".rstrip("0")
+    if len(_COUNTS) < 1024:
+        _COUNTS[value] = text
+    return text
