@@ -14,7 +14,7 @@ import itertools
 import logging
 import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,6 +182,17 @@ def _status_kind(code: grpc.StatusCode | None) -> str:
     return "error"
 
 
+def _cancelled(plugin_id: str) -> BaseException:
+    """What a cancelled gRPC call becomes. grpc.aio raises CancelledError both when our own task
+    is cancelled and when the call's channel is closed under it (a retiring instance after a
+    drain timeout, a crash): only the first is a cancellation; the second is the plugin
+    becoming unavailable, which the caller's failure policy handles like any other."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        return asyncio.CancelledError()
+    return HookError("unavailable", plugin_id, "the call was cut off: the plugin instance went away")
+
+
 class Connection:
     """One gRPC channel to one plugin instance, with its Hooks stream."""
 
@@ -199,10 +210,20 @@ class Connection:
         self._closed = False
         self._fast: FrameProtocol | None = None
         self._deadlines = _Deadlines(self._pending, plugin_id)
+        self._rpcs = 0  # unary and server-streaming calls under way (object hooks, endpoints, ...)
 
     @property
     def in_flight(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + self._rpcs
+
+    @contextlib.contextmanager
+    def rpc(self) -> Iterator[None]:
+        """Count a unary or streaming call as in flight, so a reload drains it too."""
+        self._rpcs += 1
+        try:
+            yield
+        finally:
+            self._rpcs -= 1
 
     async def check_health(self, timeout: float) -> bool:
         try:
@@ -362,10 +383,10 @@ class Connection:
                 fut.cancel()
 
     async def drain(self, timeout: float) -> None:
-        """Wait until no hook call is in flight (bounded)."""
+        """Wait until no call is in flight, hooks and other RPCs alike (bounded)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                while self._pending:
+                while self._pending or self._rpcs:
                     await asyncio.sleep(0.01)
 
     async def close(self) -> None:
@@ -455,12 +476,15 @@ class PluginHandle:
         conn = self._live()
         call = conn.stub.HandleEndpoint(req, timeout=timeout)
         try:
-            async for chunk in call:
-                yield chunk
+            with conn.rpc():
+                async for chunk in call:
+                    yield chunk
         except grpc.aio.AioRpcError as exc:
             raise HookError(
                 _status_kind(exc.code()), self.plugin_id, f"{exc.code().name}: {exc.details()}"
             ) from None
+        except asyncio.CancelledError:
+            raise _cancelled(self.plugin_id) from None
         finally:
             call.cancel()
 
@@ -470,11 +494,14 @@ class PluginHandle:
         if rpc is None:
             raise ValueError(f"PluginService has no method {method!r}")
         try:
-            reply: Message = await rpc(request, timeout=timeout)
+            with conn.rpc():
+                reply: Message = await rpc(request, timeout=timeout)
         except grpc.aio.AioRpcError as exc:
             raise HookError(
                 _status_kind(exc.code()), self.plugin_id, f"{exc.code().name}: {exc.details()}"
             ) from None
+        except asyncio.CancelledError:
+            raise _cancelled(self.plugin_id) from None
         return reply
 
     async def stream(self, method: str, request: Message, timeout: float) -> AsyncIterator[Message]:
@@ -482,8 +509,11 @@ class PluginHandle:
         conn = self._live()
         call = getattr(conn.stub, method)(request, timeout=timeout)
         try:
-            async for item in call:
-                yield item
+            with conn.rpc():
+                async for item in call:
+                    yield item
+        except asyncio.CancelledError:
+            raise _cancelled(self.plugin_id) from None
         except grpc.aio.AioRpcError as exc:
             raise HookError(
                 _status_kind(exc.code()), self.plugin_id, f"{exc.code().name}: {exc.details()}"

@@ -96,6 +96,28 @@ async def test_reload_swaps_without_failing_requests(supervisor: Supervisor) -> 
     assert json.loads(chunks[0].data)["hello"] == "new"
 
 
+async def test_reload_waits_for_a_unary_call_in_flight(supervisor: Supervisor, tmp_path: Path) -> None:
+    """A data-collection (or object-hook) call under way on the old instance finishes there:
+    the drain covers unary calls, not only hooks, and the old channel is closed after it."""
+    from celgate.v1 import plugin_pb2
+
+    await supervisor.start([spec("echo")])
+    handle = supervisor.get("echo")
+    old_pid = handle.pid
+    gate = tmp_path / "release"
+    batch = plugin_pb2.DataBatch(records=[plugin_pb2.DataRecord(path=f"/block-until:{gate}")])
+    call = asyncio.create_task(handle.collect(batch, 30.0))
+    await eventually(lambda: handle.connection is not None and handle.connection.in_flight == 1)
+    reload = asyncio.create_task(supervisor.reload("echo", spec("echo")))
+    await eventually(lambda: handle.pid != old_pid)  # swapped: new calls go to the new instance
+    assert old_pid is not None and not pid_gone(old_pid) and not call.done()  # still draining
+    gate.touch()
+    ack = await call
+    await reload
+    assert ack.accepted == 1
+    assert pid_gone(old_pid)
+
+
 def _hello() -> object:
     from celgate.v1 import plugin_pb2
 

@@ -146,6 +146,12 @@ class Echo(
         return f"[end {end.chunks}]".encode()
 
     def collect(self, ctx: Context, records: list[DataRecord]) -> int:
+        for record in records:  # "/block-until:PATH": a slow call the test releases by creating PATH
+            if record.path.startswith("/block-until:"):
+                gate = record.path.split(":", 1)[1]
+                deadline = time.monotonic() + 20
+                while not os.path.exists(gate) and time.monotonic() < deadline:
+                    time.sleep(0.01)
         self.collected.extend(records)
         return len(records)
 
